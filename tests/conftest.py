@@ -1,0 +1,71 @@
+"""Test fixtures: the real Firestore emulator for the whole session, cleared before every test that
+uses it. A missing emulator makes those tests error (the suite fails); nothing skips."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import PROJECT
+
+# Set before any function module is imported: they read the environment once.
+os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
+os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = "127.0.0.1:9099"  # accept local (unsigned) tokens
+os.environ.pop("K_SERVICE", None)
+os.environ.pop("GEMINI_API_KEY", None)
+os.environ.setdefault("STORYTELLER", "local")
+
+
+def reset_caches() -> None:
+    """Forget per-process singletons so a test's environment change takes effect."""
+    from shared.adapters import firestore_store
+    from shared.adapters.config import settings
+
+    settings.cache_clear()
+    firestore_store.firestore_client.cache_clear()
+    firestore_store.story_store.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def emulator_host() -> Iterator[str]:
+    from dev.emulator import Emulator, is_up
+
+    existing = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if existing and is_up(existing):
+        yield existing
+        return
+    emulator = Emulator(log_path=os.path.join(os.environ.get("TMPDIR", "/tmp"), "firestore-emulator-tests.log"))
+    try:
+        emulator.wait_ready()
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+        reset_caches()
+        yield emulator.host
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def db(emulator_host: str):
+    """A Firestore client on the emulator, with the database emptied first."""
+    from dev.emulator import clear
+    from shared.adapters.firestore_store import firestore_client
+
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator_host
+    clear(emulator_host, PROJECT)
+    reset_caches()
+    yield firestore_client()
+    reset_caches()
+
+
+@pytest.fixture(scope="session")
+def story_app():
+    import functions_framework
+
+    return functions_framework.create_app(target="story", source="main.py")
+
+
+@pytest.fixture
+def story_client(db, story_app):
+    return story_app.test_client()

@@ -1,0 +1,39 @@
+"""Small things many tests need: local ID tokens, a functions-framework app, chunk documents."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+PROJECT = "demo-story-test"
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def local_token(uid: str = "alice", project: str = PROJECT, **claims: Any) -> str:
+    """An ID token in the Firebase Auth emulator's format (unsigned, ``alg: none``)."""
+    now = int(time.time())
+    payload = {"aud": project, "iss": f"https://securetoken.google.com/{project}", "sub": uid, "user_id": uid,
+               "iat": now - 10, "exp": now + 3600, "auth_time": now - 10, **claims}
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}."
+
+
+def auth(uid: str = "alice", **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {local_token(uid)}", "Origin": "http://localhost:3000", **headers}
+
+
+def story_docs(db: Any, uid: str, campaign_id: str) -> list[Any]:
+    """Every chunk document of a campaign, straight from Firestore."""
+    return list(db.collection("users").document(uid).collection("campaigns").document(campaign_id)
+                .collection("story").stream())
+
+
+def all_docs(db: Any) -> list[str]:
+    """Paths of every document under users/ (collection groups), to prove nothing was written."""
+    paths = [d.reference.path for d in db.collection_group("story").stream()]
+    paths += [d.reference.path for d in db.collection_group("campaigns").stream()]
+    return paths
