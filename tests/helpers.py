@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import time
 from typing import Any
+
+from dev import local_token as tokens
 
 PROJECT = "demo-story-test"
 
 
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
 def local_token(uid: str = "alice", project: str = PROJECT, **claims: Any) -> str:
     """An ID token in the Firebase Auth emulator's format (unsigned, ``alg: none``)."""
-    now = int(time.time())
-    payload = {"aud": project, "iss": f"https://securetoken.google.com/{project}", "sub": uid, "user_id": uid,
-               "iat": now - 10, "exp": now + 3600, "auth_time": now - 10, **claims}
-    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}."
+    return tokens.local_token(uid, project, **claims)
 
 
 def auth(uid: str = "alice", **headers: str) -> dict[str, str]:

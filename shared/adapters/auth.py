@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 
 import firebase_admin
 from firebase_admin import auth as firebase_auth
@@ -46,6 +47,9 @@ def authenticated_uid(authorization: str | None) -> str:
         raise InternalError("Sign-in could not be checked right now; please retry.") from None
     except (firebase_auth.InvalidIdTokenError, ValueError):
         raise Unauthenticated("The ID token is not valid for this project.") from None
+    # firebase-admin skips the expiry check for emulator tokens; the contract does not.
+    if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= time.time():
+        raise Unauthenticated("Your sign-in has expired; refresh the ID token.")
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not _SAFE_UID.match(uid):
         raise Unauthenticated("The ID token names no usable user.")

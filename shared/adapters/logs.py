@@ -50,4 +50,4 @@ def log_event(logger: logging.Logger, level: int, message: str, *, insert_id: st
     extra: dict[str, Any] = {"json_fields": fields}
     if insert_id is not None:
         extra["insert_id"] = insert_id
-    logger.log(level, message, extra=extra)
+    logger.log(level, message, extra=extra, stacklevel=2)
