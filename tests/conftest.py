@@ -22,8 +22,10 @@ def reset_caches() -> None:
     """Forget per-process singletons so a test's environment change takes effect."""
     from shared.adapters import firestore_store
     from shared.adapters.config import settings
+    from shared.adapters.storytellers import storyteller
 
     settings.cache_clear()
+    storyteller.cache_clear()
     firestore_store.firestore_client.cache_clear()
     firestore_store.story_store.cache_clear()
 
@@ -69,3 +71,30 @@ def story_app():
 @pytest.fixture
 def story_client(db, story_app):
     return story_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def interaction_app():
+    import functions_framework
+
+    return functions_framework.create_app(target="interaction", source="main.py")
+
+
+@pytest.fixture
+def interaction_client(db, interaction_app):
+    return interaction_app.test_client()
+
+
+@pytest.fixture
+def fake_gemini(monkeypatch):
+    """The Gemini REST API on a local port, with the interaction function's storyteller pointed at it."""
+    from tests.fake_gemini import FakeGemini
+
+    with FakeGemini() as fake:
+        monkeypatch.setenv("STORYTELLER", "gemini")
+        monkeypatch.setenv("GEMINI_API_KEY", "test-key-not-secret")
+        monkeypatch.setenv("GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("STORYTELLER_TIMEOUT_SECONDS", "2")
+        reset_caches()
+        yield fake
+    reset_caches()

@@ -35,6 +35,7 @@ class Settings:
     storyteller: str
     gemini_api_key: str | None
     gemini_model: str | None
+    gemini_base_url: str | None  # a proxy or a local stand-in for the Gemini API
     storyteller_timeout_s: float
     metrics_max_event_age_s: float
     auth_emulator: bool
@@ -55,6 +56,7 @@ def settings() -> Settings:
         storyteller=(os.environ.get("STORYTELLER") or ("gemini" if api_key else "local")).strip().lower(),
         gemini_api_key=api_key,
         gemini_model=os.environ.get("GEMINI_MODEL") or None,
+        gemini_base_url=os.environ.get("GEMINI_BASE_URL") or None,
         storyteller_timeout_s=_number("STORYTELLER_TIMEOUT_SECONDS", 30.0),
         metrics_max_event_age_s=_number("METRICS_MAX_EVENT_AGE_SECONDS", 3600.0),
         auth_emulator=bool(os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")),

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from shared.core.entry import ACTORS, CHUNK_FIELDS, MODES, EntryDraft
+from shared.core.entry import ACTORS, CHUNK_FIELDS, MODES, EntryDraft, Mode
 from shared.core.errors import InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 from shared.core.ids import is_entry_id
 
@@ -91,7 +91,7 @@ def text_field(value: Any, what: str, *, allow_empty: bool = True) -> str:
     return value
 
 
-def mode_field(value: Any, *, default: str | None) -> str | None:
+def mode_field(value: Any, *, default: Mode | None) -> Mode | None:
     if value is None:
         return default
     if value not in MODES:
