@@ -96,6 +96,7 @@ def _print_banner(urls: dict[str, str], project: str) -> None:
     lines += [f"  {name:<20} {url}" for name, url in urls.items()]
     lines += ["", "Try it (the token is a local one for uid 'local-player', valid for 7 days):",
               f"  export TOKEN='{token}'"]
+    lines += [f"  export {name.upper()}={url}" for name, url in urls.items() if name in HTTP_FUNCTIONS]
     if "story" in urls:
         lines += [f"  curl -sS -X POST {urls['story']}/campaigns/demo/story -H \"Authorization: Bearer $TOKEN\" "
                   "-H 'Content-Type: application/json' -d '{\"actor\": \"user\", \"text\": \"I enter the tavern.\"}'",

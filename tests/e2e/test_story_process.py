@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import requests
 
-from dev.emulator import free_port
-from dev.processes import start_function, stop, wait_for_port
-from tests.helpers import PROJECT, auth
+from tests.helpers import auth
 
 
 @pytest.fixture
-def story_url(db, emulator_host):
-    port = free_port()
-    process = start_function("story", port, {"FIRESTORE_EMULATOR_HOST": emulator_host,
-                                             "GOOGLE_CLOUD_PROJECT": PROJECT,
-                                             "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"},
-                             stdout=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, process=process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+def story_url(db, function_urls):
+    return function_urls["story"]
 
 
 def test_post_and_get_over_http(story_url) -> None:
