@@ -18,7 +18,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.cloud import firestore
 
@@ -32,7 +32,7 @@ PROJECT = "demo-story-bench"
 
 def _chunk_fields(draft: EntryDraft) -> list[dict]:
     return [{**fields, "timestamp": firestore.SERVER_TIMESTAMP}
-            for _, fields in chunk_records(draft, new_entry_id(), datetime.now(timezone.utc))]
+            for _, fields in chunk_records(draft, new_entry_id(), datetime.now(UTC))]
 
 
 def make_paths(db: firestore.Client) -> dict[str, Callable[[EntryDraft, int], None]]:
@@ -60,10 +60,10 @@ def make_paths(db: firestore.Client) -> dict[str, Callable[[EntryDraft, int], No
         assert refs[0].get().exists
 
     def module(draft: EntryDraft, i: int) -> None:
-        assert store.append("bench", f"c{i % 10}", draft, new_entry_id(), datetime.now(timezone.utc)).verified
+        assert store.append("bench", f"c{i % 10}", draft, new_entry_id(), datetime.now(UTC)).verified
 
     def module_unread(draft: EntryDraft, i: int) -> None:
-        unread.append("bench", f"c{i % 10}", draft, new_entry_id(), datetime.now(timezone.utc))
+        unread.append("bench", f"c{i % 10}", draft, new_entry_id(), datetime.now(UTC))
 
     return {"bare": bare, "seed": seed, "original": original, "module": module, "module, flag off": module_unread}
 

@@ -30,7 +30,8 @@ def find_emulator() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise EmulatorMissing("the Cloud Firestore emulator is missing — install it with: apt-get install "
-                          "google-cloud-cli-firestore-emulator (or: gcloud components install cloud-firestore-emulator)")
+                          "google-cloud-cli-firestore-emulator "
+                          "(or: gcloud components install cloud-firestore-emulator)")
 
 
 def free_port() -> int:

@@ -30,8 +30,8 @@ def start_function(target: str, port: int, env: dict[str, str], stdout=None) -> 
     """``functions-framework --target <target>`` from this source tree, as the deployed runtime runs it."""
     command = [str(Path(sys.executable).parent / "functions-framework"), "--target", target,
                "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)]
-    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=stdout, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "FUNCTION_TARGET": target}, stdout=stdout,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 10) -> None:

@@ -125,7 +125,7 @@ class StoryStore:
         ambiguous_retries = 0
         while True:
             batch = self.client.batch()
-            for ref, (_, fields) in zip(refs, records):
+            for ref, (_, fields) in zip(refs, records, strict=True):
                 batch.create(ref, {**fields, "timestamp": firestore.SERVER_TIMESTAMP})
             if campaign_exists:
                 batch.update(campaign, {"last_played": firestore.SERVER_TIMESTAMP})

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import flask
@@ -103,7 +103,7 @@ def endpoint(resource: str, handlers: Mapping[str, Handler]) -> Callable[[flask.
             handler = handlers.get(request.method)
             if handler is None:
                 raise MethodNotAllowed(request.method, (*methods, "OPTIONS"))
-            requested_at = datetime.now(timezone.utc)
+            requested_at = datetime.now(UTC)
             uid = authenticated_uid(request.headers.get("Authorization"))
             call = Call(request, uid, validation.campaign_id(match.group("campaign")), requested_at)
             status, body = handler(call)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Actor = Literal["user", "gemini"]
@@ -61,4 +61,4 @@ class Entry:
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a ``Z``: sortable and unambiguous for any client."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -70,7 +70,8 @@ def json_object(body: bytes, content_type: str | None) -> dict[str, Any]:
 def _only_fields(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise InvalidArgument(f"Unknown field(s): {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}.")
+        raise InvalidArgument(f"Unknown field(s): {', '.join(map(repr, unknown))}; "
+                              f"allowed: {', '.join(sorted(allowed))}.")
 
 
 def _utf8_size(value: str, what: str) -> int:

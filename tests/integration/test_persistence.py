@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from google.api_core import exceptions as gexc
@@ -16,7 +16,7 @@ from shared.core.ids import chunk_doc_id, new_entry_id
 from tests.helpers import PROJECT, story_docs
 
 MIXED = "Ça va? 漢字かな 😀🐉 ñandú — " * 50_000  # ~2.6 MB of 1-4 byte characters
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 class FaultyClient(firestore.Client):

@@ -1,6 +1,6 @@
 """Entries map to chunk documents and back without loss, whatever their text and fields."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -11,7 +11,7 @@ from shared.core.entry import EntryDraft
 from shared.core.ids import chunk_doc_id, derived_entry_id, new_entry_id
 from shared.core.records import IncompleteEntry, assemble_entry, chunk_records
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 fields = st.dictionaries(st.sampled_from(["session_header", "planning_block", "dice_rolls"]),
                          st.one_of(st.text(), st.integers(), st.lists(st.text(), max_size=3)), max_size=3)
@@ -39,7 +39,8 @@ def test_part_one_text_budget_shrinks_by_structured_fields() -> None:
 
 def test_a_missing_chunk_is_detected() -> None:
     draft = EntryDraft(actor="user", text="ab" * 10)
-    records = [{**f, "timestamp": NOW, "parts": 3, "part": i} for i, (_, f) in enumerate(chunk_records(draft, "e" * 32, NOW) * 2, 1)]
+    chunks = chunk_records(draft, "e" * 32, NOW) * 2
+    records = [{**f, "timestamp": NOW, "parts": 3, "part": i} for i, (_, f) in enumerate(chunks, 1)]
     with pytest.raises(IncompleteEntry):
         assemble_entry("camp", records[:2])
 
