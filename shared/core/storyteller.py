@@ -54,7 +54,8 @@ class LocalStoryteller:
     def next_turn(self, *, history: Sequence[Entry], player_input: str, mode: Mode) -> StoryTurn:
         seed = hashlib.sha256("\x00".join([e.text for e in history] + [player_input, mode]).encode()).digest()
         turn_number = sum(1 for e in history if e.actor == "user")
-        place = _PLACES[seed[0] % len(_PLACES)]
+        opening = next((e.text for e in history if e.actor == "user"), player_input)
+        place = _PLACES[hashlib.sha256(opening.encode()).digest()[0] % len(_PLACES)]  # the campaign's setting
         event = _EVENTS[seed[1] % len(_EVENTS)]
         roll = seed[2] % 20 + 1
         said = player_input.strip()
@@ -78,7 +79,7 @@ class LocalStoryteller:
             )
         previous = next((e.text for e in reversed(history) if e.actor == "gemini" and e.text), None)
         recap = f"Still in {place}, " if previous else f"The tale begins in {place}. "
-        text = (f"{recap}you {said[:200].rstrip('.')}. As you do, {event}. "
+        text = (f"{recap}you act: \u201c{said[:200]}\u201d As you do, {event}. "
                 f"(d20 roll: {roll}{' — success' if roll >= 10 else ' — the attempt falters'}.)")
         return StoryTurn(text=text, structured_fields={
             "session_header": header,
