@@ -20,12 +20,13 @@ os.environ.setdefault("STORYTELLER", "local")
 
 def reset_caches() -> None:
     """Forget per-process singletons so a test's environment change takes effect."""
-    from shared.adapters import firestore_store
+    from shared.adapters import auth, firestore_store
     from shared.adapters.config import settings
     from shared.adapters.storytellers import storyteller
 
     settings.cache_clear()
     storyteller.cache_clear()
+    auth._firebase_app.cache_clear()
     firestore_store.firestore_client.cache_clear()
     firestore_store.story_store.cache_clear()
 

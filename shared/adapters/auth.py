@@ -14,6 +14,8 @@ import time
 
 import firebase_admin
 from firebase_admin import auth as firebase_auth
+from firebase_admin import credentials
+from google.auth.credentials import AnonymousCredentials
 
 from shared.adapters.config import settings
 from shared.core.errors import InternalError, Unauthenticated
@@ -23,10 +25,29 @@ log = logging.getLogger(__name__)
 _SAFE_UID = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/]{1,128}$", re.DOTALL)
 
 
+_APP_NAME = "story-backend"
+
+
+class _NoCredentials(credentials.Base):
+    """Verifying an ID token needs only Google's public certificates, never this process's identity:
+    without this, firebase-admin would look for Application Default Credentials first."""
+
+    def get_credential(self) -> AnonymousCredentials:
+        return AnonymousCredentials()
+
+
 @functools.cache
 def _firebase_app() -> firebase_admin.App:
-    """One app per process; only the project id is needed to verify ID tokens."""
-    return firebase_admin.initialize_app(options={"projectId": settings().project}, name="story-backend")
+    """One app per process, for the configured project (re-made if the project changed)."""
+    project = settings().project
+    try:
+        app = firebase_admin.get_app(_APP_NAME)
+    except ValueError:
+        return firebase_admin.initialize_app(_NoCredentials(), options={"projectId": project}, name=_APP_NAME)
+    if app.project_id == project:
+        return app
+    firebase_admin.delete_app(app)
+    return firebase_admin.initialize_app(_NoCredentials(), options={"projectId": project}, name=_APP_NAME)
 
 
 def authenticated_uid(authorization: str | None) -> str:
@@ -38,8 +59,9 @@ def authenticated_uid(authorization: str | None) -> str:
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Sign in: send 'Authorization: Bearer <Firebase ID token>'.")
+    app = _firebase_app()  # outside the try: a configuration error is a 500, not a "bad token"
     try:
-        claims = firebase_auth.verify_id_token(token.strip(), app=_firebase_app())
+        claims = firebase_auth.verify_id_token(token.strip(), app=app)
     except firebase_auth.ExpiredIdTokenError:
         raise Unauthenticated("Your sign-in has expired; refresh the ID token.") from None
     except firebase_auth.CertificateFetchError as exc:

@@ -156,7 +156,8 @@ class StoryStore:
                     if not draft.same_content(stored):
                         raise IdempotencyConflict(
                             "This Idempotency-Key was already used with a different body.") from None
-                    return _Committed(stored=stored)
+                    # an aborted commit was not applied: what is stored was written by another request
+                    return _Committed(stored=stored, replayed=isinstance(exc, gexc.Aborted))
                 if ambiguous_retries >= 1:
                     raise PersistenceFailed("The story could not be saved; please retry.") from exc
                 ambiguous_retries += 1

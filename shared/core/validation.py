@@ -8,6 +8,7 @@ request that passes here cannot fail later for being unstorable.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -30,6 +31,8 @@ _RESERVED_NAME = re.compile(r"^__.*__$", re.DOTALL)
 def campaign_id(value: str) -> str:
     if not _CAMPAIGN_ID.match(value):
         raise InvalidArgument("campaignId must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'.")
+    if _RESERVED_NAME.match(value):  # Firestore reserves __name__ ids
+        raise InvalidArgument("campaignId may not start and end with '__'.")
     return value
 
 
@@ -112,7 +115,11 @@ def _check_name(name: Any, path: str) -> None:
 def _check_value(value: Any, path: str, depth: int, in_array: bool) -> None:
     if depth > MAX_NESTING:
         raise InvalidArgument(f"structured_fields{path}: nested deeper than {MAX_NESTING} levels.")
-    if value is None or isinstance(value, (bool, float)):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):  # 1e400 parses as inf: not representable in a JSON answer
+            raise InvalidArgument(f"structured_fields{path}: number out of the double range.")
         return
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
@@ -190,7 +197,7 @@ MAX_PAGE_SIZE = 500
 def page_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE_SIZE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+    if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE}.")
     return int(value)
 

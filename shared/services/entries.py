@@ -23,8 +23,13 @@ def entry_id_for(uid: str, campaign_id: str, idempotency_key: str | None, role: 
 
 
 def persist_entry(store: StoryStore, *, function: str, uid: str, campaign_id: str, draft: EntryDraft,
-                  entry_id: str, requested_at: datetime) -> WriteOutcome:
-    """Write-then-read one entry and emit its ``story_write`` metric line, whatever the outcome."""
+                  entry_id: str, requested_at: datetime, stored_wins: bool = False) -> WriteOutcome:
+    """Write-then-read one entry and emit its ``story_write`` metric line, whatever the outcome.
+
+    ``stored_wins``: an entry already stored under ``entry_id`` with other content is this request's
+    answer, not a conflict (a storyteller asked twice by racing retries of one turn answers differently;
+    the first answer stored is the turn's).
+    """
     text_bytes = len(draft.text.encode("utf-8"))
     started = time.perf_counter()
     common = {"event": "story_write", "function": function, "entry_id": entry_id,
@@ -36,9 +41,12 @@ def persist_entry(store: StoryStore, *, function: str, uid: str, campaign_id: st
                   write_ms=round((time.perf_counter() - started) * 1000, 3), **common)
         raise
     except IdempotencyConflict:
-        log_event(log, logging.WARNING, "idempotency key reused with a different body",
-                  **{**common, "event": "idempotency_conflict"})
-        raise
+        stored = store.find_entry(uid, campaign_id, entry_id) if stored_wins else None
+        if stored is None:
+            log_event(log, logging.WARNING, "idempotency key reused with a different body",
+                      **{**common, "event": "idempotency_conflict"})
+            raise
+        outcome = WriteOutcome(stored, verified=True, replayed=True, write_ms=0.0, read_ms=0.0)
     log_event(log, logging.INFO if outcome.verified else logging.WARNING, f"story write {outcome.outcome}",
               outcome=outcome.outcome, write_ms=outcome.write_ms, read_ms=outcome.read_ms,
               parts=outcome.entry.parts, **common)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.adapters.firestore_store import StoryStore, WriteOutcome
+from shared.adapters.firestore_store import StoryStore
 from shared.adapters.logs import log_event
 from shared.core import validation
 from shared.core.entry import Entry, EntryDraft
@@ -73,18 +73,6 @@ def play_turn(store: StoryStore, storyteller_factory, *, uid: str, campaign_id: 
     except StorytellerError as exc:
         raise StorytellerFailed(f"{exc} Your turn is saved.", extra={"user_entry": user.entry.to_json()}) from exc
     answer = _ask(teller, _history_until(store, uid, campaign_id, user.entry), player, user.entry)
-    ai = _persist_answer(store, uid, campaign_id, answer, ai_id, requested_at)
+    ai = persist_entry(store, function=FUNCTION, uid=uid, campaign_id=campaign_id, draft=answer, entry_id=ai_id,
+                       requested_at=requested_at, stored_wins=True)
     return Turn(user.entry, ai.entry, verified=user.verified and ai.verified, replayed=user.replayed and ai.replayed)
-
-
-def _persist_answer(store: StoryStore, uid: str, campaign_id: str, answer: EntryDraft, ai_id: str,
-                    requested_at: datetime) -> WriteOutcome:
-    try:
-        return persist_entry(store, function=FUNCTION, uid=uid, campaign_id=campaign_id, draft=answer,
-                             entry_id=ai_id, requested_at=requested_at)
-    except IdempotencyConflict:
-        # A concurrent retry of this same turn stored its answer first; that answer is the turn's.
-        stored = store.find_entry(uid, campaign_id, ai_id)
-        if stored is None:
-            raise
-        return WriteOutcome(stored, verified=True, replayed=True, write_ms=0.0, read_ms=0.0)

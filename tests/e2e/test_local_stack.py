@@ -17,7 +17,6 @@ from pathlib import Path
 import requests
 
 from dev.emulator import free_port
-from dev.local_token import local_token
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "demo-story"

@@ -35,13 +35,13 @@ def test_json_with_charset_is_accepted() -> None:
     assert validation.json_object(b'{"a": 1}', "application/json; charset=utf-8") == {"a": 1}
 
 
-@pytest.mark.parametrize("value", ["", "a" * 129, "..", "a/b", "a b", "é", "%2F", "a\x00"])
+@pytest.mark.parametrize("value", ["", "a" * 129, "..", "a/b", "a b", "é", "%2F", "a\x00", "__x__", "____"])
 def test_bad_campaign_ids(value) -> None:
     with pytest.raises(InvalidArgument):
         validation.campaign_id(value)
 
 
-@given(st.from_regex(r"\A[A-Za-z0-9_-]{1,128}\Z"))
+@given(st.from_regex(r"\A[A-Za-z0-9_-]{1,128}\Z").filter(lambda v: not (v.startswith("__") and v.endswith("__"))))
 def test_good_campaign_ids(value) -> None:
     assert validation.campaign_id(value) == value
 
@@ -54,7 +54,7 @@ def test_bad_idempotency_keys(value) -> None:
 
 @pytest.mark.parametrize("fields", [
     [1], "x", {"a": [[1]]}, {"__x__": 1}, {"a": {"__y__": 1}}, {"": 1}, {"text": "clash"}, {"part": 2},
-    {"a": 2**63}, {"a": "\ud800"}, {"\udfff": 1}, {"a": "x" * (256 * 1024)},
+    {"a": 2**63}, {"a": float("inf")}, {"a": "\ud800"}, {"\udfff": 1}, {"a": "x" * (256 * 1024)},
 ])
 def test_unstorable_structured_fields(fields) -> None:
     with pytest.raises(InvalidArgument):
@@ -93,3 +93,9 @@ storable = st.recursive(json_leaf, lambda children: st.dictionaries(
 @given(st.dictionaries(st.sampled_from(["session_header", "planning_block", "resources"]), storable, max_size=3))
 def test_storable_fields_pass_unchanged(fields) -> None:
     assert validation.structured_fields(fields) == fields
+
+
+@pytest.mark.parametrize("value", ["0", "501", "-1", "²", "1" * 5000, "1.5", " 1", ""])
+def test_bad_page_limits(value) -> None:
+    with pytest.raises(InvalidArgument):
+        validation.page_limit(value)
