@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # A commit that raised one of these may or may not have been applied.
 AMBIGUOUS = (gexc.DeadlineExceeded, gexc.ServiceUnavailable, gexc.Aborted, gexc.InternalServerError)
 READ_BACKOFF_S = (0.005, 0.02)  # waits before the 2nd and 3rd read-back attempts
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @functools.cache
@@ -64,6 +66,20 @@ class _Committed:
     commit_time: datetime | None = None
     stored: Entry | None = None
     replayed: bool = False
+
+
+def _reads(method: Callable[P, R]) -> Callable[P, R]:
+    """A read that Firestore could not answer is a clean ``persistence_failed``, not a crash."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
+            log.error("story read failed", extra={"json_fields": {"operation": method.__name__, "error": repr(exc)}})
+            raise PersistenceFailed("The story could not be read right now; please retry.") from exc
+
+    return wrapper
 
 
 def _elapsed_ms(since: float) -> float:
@@ -168,7 +184,7 @@ class StoryStore:
     def _find_for_resolution(self, uid: str, campaign_id: str, entry_id: str) -> Entry | None:
         try:
             return self.find_entry(uid, campaign_id, entry_id)
-        except (gexc.GoogleAPICallError, IncompleteEntry) as exc:
+        except (PersistenceFailed, IncompleteEntry) as exc:
             raise PersistenceFailed("The story may not have been saved; please retry.") from exc
 
     def _settle_existing(self, uid: str, campaign_id: str, draft: EntryDraft, entry_id: str) -> Entry:
@@ -198,6 +214,7 @@ class StoryStore:
         return None
 
     # -- reads ---------------------------------------------------------------------------------------
+    @_reads
     def find_entry(self, uid: str, campaign_id: str, entry_id: str) -> Entry | None:
         """The stored entry ``entry_id``, whole, or ``None`` if it was never written."""
         story = self._story(uid, campaign_id)
@@ -211,9 +228,11 @@ class StoryStore:
             records += [s.to_dict() for s in self.client.get_all(rest, retry=None, timeout=self.timeout_s) if s.exists]
         return assemble_entry(campaign_id, records)
 
+    @_reads
     def campaign_exists(self, uid: str, campaign_id: str) -> bool:
         return self.campaign_ref(uid, campaign_id).get(retry=None, timeout=self.timeout_s).exists
 
+    @_reads
     def recent_entries(self, uid: str, campaign_id: str, limit: int, before: str | None = None
                        ) -> tuple[list[Entry], str | None]:
         """The newest ``limit`` whole entries older than entry ``before``, oldest first, and the cursor

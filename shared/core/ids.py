@@ -31,4 +31,4 @@ def chunk_doc_id(entry_id: str, part: int) -> str:
 
 
 def is_entry_id(value: str) -> bool:
-    return bool(_ENTRY_ID.match(value))
+    return bool(_ENTRY_ID.fullmatch(value))

@@ -58,7 +58,7 @@ class LocalStoryteller:
         place = _PLACES[hashlib.sha256(opening.encode()).digest()[0] % len(_PLACES)]  # the campaign's setting
         event = _EVENTS[seed[1] % len(_EVENTS)]
         roll = seed[2] % 20 + 1
-        said = player_input.strip()
+        said = player_input.strip()[:500]  # an echo, not a copy: the input itself is stored already
         header = f"Turn {turn_number} · {place}"
         if said.lower().startswith(("think", "plan")):
             return StoryTurn(text="", structured_fields={

@@ -20,6 +20,9 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_TEXT_BYTES = 4_000_000
 MAX_STRUCTURED_BYTES = 256 * 1024
 MAX_NESTING = 20
+# Production Firestore allows 20,000 fields and 40,000 index entries per document (the emulator does not
+# enforce either): a cap on values keeps every storable-looking request storable.
+MAX_STRUCTURED_VALUES = 10_000
 MAX_FIELD_NAME_BYTES = 1500
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -29,7 +32,7 @@ _RESERVED_NAME = re.compile(r"^__.*__$", re.DOTALL)
 
 
 def campaign_id(value: str) -> str:
-    if not _CAMPAIGN_ID.match(value):
+    if not _CAMPAIGN_ID.fullmatch(value):
         raise InvalidArgument("campaignId must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'.")
     if _RESERVED_NAME.match(value):  # Firestore reserves __name__ ids
         raise InvalidArgument("campaignId may not start and end with '__'.")
@@ -39,7 +42,7 @@ def campaign_id(value: str) -> str:
 def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
-    if not _IDEMPOTENCY_KEY.match(value):
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise InvalidArgument("Idempotency-Key must be 1-255 printable ASCII characters.")
     return value
 
@@ -152,10 +155,21 @@ def structured_fields(value: Any) -> dict[str, Any]:
     if clash:
         raise InvalidArgument(f"structured_fields may not use the entry's own field names: {', '.join(clash)}.")
     _check_value(value, "", 1, False)
+    count = _count_values(value)
+    if count > MAX_STRUCTURED_VALUES:
+        raise InvalidArgument(f"structured_fields holds {count} values; at most {MAX_STRUCTURED_VALUES}.")
     size = structured_size(value)
     if size > MAX_STRUCTURED_BYTES:
         raise InvalidArgument(f"structured_fields is {size} bytes serialized; at most {MAX_STRUCTURED_BYTES}.")
     return value
+
+
+def _count_values(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_count_values(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_count_values(v) for v in value)
+    return 1
 
 
 def structured_size(value: dict[str, Any]) -> int:

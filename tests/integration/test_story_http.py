@@ -168,3 +168,13 @@ def test_each_write_logs_a_story_write_metric(story_client, capsys) -> None:
     assert metric["outcome"] == "verified" and metric["function"] == "story" and metric["parts"] == 1
     assert metric["text_bytes"] == 6 and metric["write_ms"] > 0 and metric["read_ms"] > 0
     assert metric["severity"] == "INFO"
+
+
+def test_listing_while_firestore_is_unreachable_is_a_clean_500(story_client, db, monkeypatch) -> None:
+    from tests.conftest import reset_caches
+
+    assert post(story_client, {"actor": "user", "text": "x"}).status_code == 201
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("FIRESTORE_TIMEOUT_SECONDS", "1")
+    reset_caches()
+    assert_error(story_client.get(PATH, headers=auth()), 500, "persistence_failed")
