@@ -7,6 +7,7 @@ its own port, and the Firestore→CloudEvent bridge that stands in for Eventarc.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import os
 import signal
@@ -15,16 +16,20 @@ from typing import Any
 
 from dev.emulator import Emulator, free_port, is_up
 from dev.local_token import local_token
-from dev.processes import start_function, stop, wait_for_port
+from dev.processes import ROOT, start_function, stop, wait_for_port
+from shared.adapters.logs import setup_logging
 
 PROJECT = "demo-story"
 HTTP_FUNCTIONS = ("story", "interaction")
 
 
 def _deployed_functions() -> list[str]:
-    import main
-
-    return list(main.__all__)
+    """The entry points ``main.py`` exports, read without importing it (importing sets up logging)."""
+    tree = ast.parse((ROOT / "main.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("main.py has no __all__")
 
 
 def _port_free(port: int) -> bool:
@@ -41,6 +46,8 @@ def main() -> None:
     args = parser.parse_args()
 
     project = os.environ.get("GOOGLE_CLOUD_PROJECT") or PROJECT
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", project)
+    setup_logging("local-stack")  # the bridge's lines, labelled as this process's
     started: list[Any] = []
     stop_bridge = threading.Event()
     emulator = None

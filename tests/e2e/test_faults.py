@@ -110,15 +110,17 @@ def check_acknowledged(results: list[Result], stored: dict[str, dict[str, Any]],
     return shown
 
 
-def recovered(backend: Backend) -> None:
-    """After the fault, the service answers normally again (within a bounded wait for reconnection)."""
+def recovered(backend: Backend) -> float:
+    """After the fault, the service answers normally again (within a bounded wait for reconnection);
+    returns how long that took."""
     client = Client(backend.urls, PROJECT, "after-fault")
-    deadline = time.monotonic() + 30
+    started = time.monotonic()
+    deadline = started + 30
     while True:
         story = client.send("story", "after", {"actor": "user", "text": "back"})
         turn = client.send("interaction", "after", {"input": "I look around."})
         if story.status == 201 and turn.status == 200:
-            return
+            return time.monotonic() - started
         assert time.monotonic() < deadline, f"not recovered: {story.status} {turn.status}"
         time.sleep(0.2)
 
@@ -169,6 +171,7 @@ def test_killed_and_restarted_emulator(backend: Backend) -> None:
     in the last milliseconds before the kill) are counted, not excused silently."""
     snapshot: dict[str, dict[str, Any]] = {}
     snapshot_at: list[float] = []
+    restarted_at: list[float] = []
 
     def kill() -> None:
         snapshot_at.append(time.monotonic())
@@ -177,10 +180,11 @@ def test_killed_and_restarted_emulator(backend: Backend) -> None:
         backend.emulator.process.wait(10)
         time.sleep(2)
         backend.restart_emulator()
+        restarted_at.append(time.monotonic())
 
     thread, progress = fault_when(CLIENTS * REQUESTS_EACH // 4, kill)
     # a slower pace, so that part of the run comes after the restart
-    results = run_clients(backend.urls, PROJECT, CLIENTS, REQUESTS_EACH, pause_s=0.2, progress=progress)
+    results = run_clients(backend.urls, PROJECT, CLIENTS, REQUESTS_EACH, pause_s=0.35, progress=progress)
     thread.join(60)
     statuses = check_responses(results)
     after = stored_entries(backend.client())
@@ -191,5 +195,10 @@ def test_killed_and_restarted_emulator(backend: Backend) -> None:
     window = {e["id"] for r in later for e in r.entries()} - set(after) - set(snapshot)
     shown = check_acknowledged(before, snapshot) + check_acknowledged(later, {**snapshot, **after}, excused=window)
     assert len(window) <= CLIENTS * 2, "only requests in flight at the kill may be unverifiable"
-    recovered(backend)
-    record("SIGKILL + restart", results, statuses, shown, lost_with_emulator_memory=len(window))
+    recovery_s = recovered(backend)
+    first_ok = min((r.started + r.elapsed_s for r in results if r.ok and r.started > restarted_at[0]), default=None)
+    record("SIGKILL + restart", results, statuses, shown, lost_with_emulator_memory=len(window),
+           down_s=round(restarted_at[0] - snapshot_at[0], 2),
+           first_success_after_restart_s=None if first_ok is None else round(first_ok - restarted_at[0], 2),
+           recovered_s_after_run=round(recovery_s, 2),
+           run_s=round(max(r.started + r.elapsed_s for r in results) - min(r.started for r in results), 2))

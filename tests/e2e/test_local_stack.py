@@ -46,14 +46,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_for(predicate, timeout_s: float, what: str):
+def wait_for(predicate, timeout_s: float, what: str, output: str = ""):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    tail = Path(output).read_text(errors="replace")[-3000:] if output else ""
+    raise AssertionError(f"timed out waiting for {what}; the stack said:\n{tail}")
 
 
 def test_stack_serves_logs_metrics_and_stops_cleanly() -> None:
@@ -64,7 +65,7 @@ def test_stack_serves_logs_metrics_and_stops_cleanly() -> None:
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     text = lambda: Path(output.name).read_text(errors="replace")  # noqa: E731
     try:
-        wait_for(lambda: "Ctrl-C stops everything" in text(), 120, "the stack's banner")
+        wait_for(lambda: "Ctrl-C stops everything" in text(), 120, "the stack's banner", output.name)
         urls = dict(re.findall(r"export (STORY|INTERACTION)=(\S+)", text()))
         token = re.search(r"export TOKEN='([^']+)'", text()).group(1)
         headers = {"Authorization": f"Bearer {token}"}
@@ -80,7 +81,7 @@ def test_stack_serves_logs_metrics_and_stops_cleanly() -> None:
             lines = [json.loads(line) for line in text().splitlines() if line.startswith("{")]
             return [line for line in lines if line.get("event") == "story_entry_persisted"]
 
-        wait_for(lambda: {m["entry_id"] for m in metric_lines()} >= ids, 30, "a metric line per entry")
+        wait_for(lambda: {m["entry_id"] for m in metric_lines()} >= ids, 30, "a metric line per entry", output.name)
         writes = [json.loads(line) for line in text().splitlines()
                   if line.startswith("{") and '"story_write"' in line]
         assert {w["entry_id"] for w in writes} >= ids
@@ -92,5 +93,6 @@ def test_stack_serves_logs_metrics_and_stops_cleanly() -> None:
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=60)
-    wait_for(lambda: not [pid for pid in children if alive(pid)], 20, "every process of the stack to stop")
+    wait_for(lambda: not [pid for pid in children if alive(pid)], 30, "every process of the stack to stop",
+             output.name)
     assert "stopped." in text()
