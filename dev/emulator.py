@@ -4,6 +4,7 @@ port in its own process group (so stopping it takes its JVM too), cleared throug
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,10 +35,27 @@ def find_emulator() -> str:
                           "(or: gcloud components install cloud-firestore-emulator)")
 
 
-def free_port() -> int:
+# Below Linux's ephemeral range (32768-60999), where the kernel and the emulator's JVM pick the ports
+# they bind to port 0: a port chosen here cannot be taken by one of those between choice and use.
+PORT_RANGE = (20000, 32000)
+
+
+def port_bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port nothing listens on now, outside the range the OS hands out by itself."""
+    for _ in range(500):
+        port = random.randrange(*PORT_RANGE)
+        if port_bindable(port):
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 def is_up(host: str) -> bool:

@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Any
 
-from dev.emulator import Emulator, free_port, is_up
+from dev.emulator import Emulator, free_port, is_up, port_bindable
 from dev.local_token import local_token
 from dev.processes import ROOT, start_function, stop, wait_for_port
 from shared.adapters.logs import setup_logging
@@ -30,13 +30,6 @@ def _deployed_functions() -> list[str]:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
             return list(ast.literal_eval(node.value))
     raise RuntimeError("main.py has no __all__")
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def main() -> None:
@@ -59,7 +52,7 @@ def main() -> None:
         if host and is_up(host):
             print(f"reusing the Firestore emulator at {host}", flush=True)
         else:
-            port = args.emulator_port if _port_free(args.emulator_port) else free_port()
+            port = args.emulator_port if port_bindable(args.emulator_port) else free_port()
             emulator = Emulator(port=port, log_path="/tmp/firestore-emulator-local.log").wait_ready()
             host = emulator.host
             print(f"Firestore emulator: http://{host}  (log: /tmp/firestore-emulator-local.log)", flush=True)
@@ -70,7 +63,7 @@ def main() -> None:
         urls: dict[str, str] = {}
         port = args.port_base
         for target in _deployed_functions():
-            while not _port_free(port):
+            while not port_bindable(port):
                 port += 1
             process = start_function(target, port, env)
             started.append(process)
