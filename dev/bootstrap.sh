@@ -26,10 +26,10 @@ if [ -z "${FIRESTORE_EMULATOR_HOST:-}" ]; then
 fi
 
 VENV="$ROOT/.venv"
-stamp="$(cat requirements.txt requirements-test.txt | sha256sum | cut -d' ' -f1)"
+stamp="$({ cat requirements.txt requirements-test.txt; "$PY" --version; } | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "setting up $VENV with $("$PY" --version) ..." >&2
-  "$PY" -m venv "$VENV" || missing "python3 venv" "install it with: apt-get install python3-venv"
+  "$PY" -m venv --clear "$VENV" || missing "python3 venv" "install it with: apt-get install python3-venv"
   log="$VENV/pip-install.log"
   { "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
     "$VENV/bin/python" -m pip install --disable-pip-version-check -r requirements-test.txt; } > "$log" 2>&1 || {
