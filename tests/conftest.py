@@ -63,27 +63,28 @@ def db(emulator_host: str):
 
 
 @pytest.fixture(scope="session")
-def story_app():
+def function_app():
+    """``function_app(target)``: functions-framework's real app for an entry point, made once per target."""
     import functions_framework
 
-    return functions_framework.create_app(target="story", source="main.py")
+    apps = {}
+
+    def app(target: str):
+        if target not in apps:
+            apps[target] = functions_framework.create_app(target=target, source="main.py")
+        return apps[target]
+
+    return app
 
 
 @pytest.fixture
-def story_client(db, story_app):
-    return story_app.test_client()
-
-
-@pytest.fixture(scope="session")
-def interaction_app():
-    import functions_framework
-
-    return functions_framework.create_app(target="interaction", source="main.py")
+def story_client(db, function_app):
+    return function_app("story").test_client()
 
 
 @pytest.fixture
-def interaction_client(db, interaction_app):
-    return interaction_app.test_client()
+def interaction_client(db, function_app):
+    return function_app("interaction").test_client()
 
 
 @pytest.fixture

@@ -82,6 +82,13 @@ def _reads(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _same_or_conflict(draft: EntryDraft, stored: Entry) -> Entry:
+    """An entry already under this id is this request's (a replay) only if it holds the same content."""
+    if not draft.same_content(stored):
+        raise IdempotencyConflict("This Idempotency-Key was already used with a different body.")
+    return stored
+
+
 def _elapsed_ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 3)
 
@@ -169,11 +176,8 @@ class StoryStore:
                             extra={"json_fields": {"entry_id": entry_id, "error": repr(exc)}})
                 stored = self._find_for_resolution(uid, campaign_id, entry_id)
                 if stored is not None:
-                    if not draft.same_content(stored):
-                        raise IdempotencyConflict(
-                            "This Idempotency-Key was already used with a different body.") from None
                     # an aborted commit was not applied: what is stored was written by another request
-                    return _Committed(stored=stored, replayed=isinstance(exc, gexc.Aborted))
+                    return _Committed(stored=_same_or_conflict(draft, stored), replayed=isinstance(exc, gexc.Aborted))
                 if ambiguous_retries >= 1:
                     raise PersistenceFailed("The story could not be saved; please retry.") from exc
                 ambiguous_retries += 1
@@ -191,9 +195,7 @@ class StoryStore:
         stored = self._find_for_resolution(uid, campaign_id, entry_id)
         if stored is None:
             raise PersistenceFailed("The story could not be saved; please retry.")
-        if not draft.same_content(stored):
-            raise IdempotencyConflict("This Idempotency-Key was already used with a different body.")
-        return stored
+        return _same_or_conflict(draft, stored)
 
     def _read_back(self, campaign_id: str, refs: Sequence[firestore.DocumentReference],
                    commit_time: datetime) -> Entry | None:

@@ -9,6 +9,7 @@ storyteller is asked only if no answer was stored, and a stored answer is return
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,8 +55,8 @@ def _ask(storyteller: Storyteller, history: list[Entry], player: EntryDraft, use
     return EntryDraft(actor="gemini", text=text, mode=player.mode, structured_fields=fields)
 
 
-def play_turn(store: StoryStore, storyteller_factory, *, uid: str, campaign_id: str, player: EntryDraft,
-              idempotency_key: str | None, requested_at: datetime) -> Turn:
+def play_turn(store: StoryStore, storyteller_factory: Callable[[], Storyteller], *, uid: str, campaign_id: str,
+              player: EntryDraft, idempotency_key: str | None, requested_at: datetime) -> Turn:
     """Run one turn; ``storyteller_factory`` is called only when an answer is really needed."""
     user_id = entry_id_for(uid, campaign_id, idempotency_key, "interaction/user")
     ai_id = entry_id_for(uid, campaign_id, idempotency_key, "interaction/ai")

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import functions_framework
 import pytest
 
 from dev.event_bridge import cloud_event_for, run_bridge
@@ -28,14 +27,9 @@ CAMPAIGN = "camp-1"
 INSERT_ID = "logging.googleapis.com/insertId"
 
 
-@pytest.fixture(scope="module")
-def metrics_app():
-    return functions_framework.create_app(target="persistence_metrics", source="main.py")
-
-
 @pytest.fixture
-def client(db, metrics_app):
-    return metrics_app.test_client()
+def client(db, function_app):
+    return function_app("persistence_metrics").test_client()
 
 
 def write_entry(db, text: str = "The dragon wakes. 🐉", *, actor: str = "gemini", mode: str | None = "character",
